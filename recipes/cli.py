@@ -1,0 +1,8 @@
+"""The `dissect` command line (placeholder until the recipes land)."""
+
+import click
+
+
+@click.group()
+def main():
+    """DiSSECT pretraining and transfer for chest X-rays."""
