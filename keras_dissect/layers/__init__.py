@@ -1,0 +1,3 @@
+"""Quantization and fusion layers of DiSSECT."""
+
+from keras_dissect.layers.vector_quantizer import VectorQuantizer
