@@ -10,3 +10,5 @@ from keras_dissect.evaluation.report_writers import write_auc_markdown
 from keras_dissect.evaluation.segmentation_metrics import dice_per_image
 from keras_dissect.evaluation.segmentation_metrics import iou_per_image
 from keras_dissect.evaluation.segmentation_metrics import segmentation_scores
+from keras_dissect.evaluation.validation_auc import ValidationAUC
+from keras_dissect.evaluation.validation_auc import predict_with_labels
