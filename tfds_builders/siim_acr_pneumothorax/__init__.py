@@ -1,0 +1,5 @@
+"""SIIM-ACR pneumothorax segmentation dataset builder."""
+
+from keras_dissect_tfds.siim_acr_pneumothorax.siim_acr_pneumothorax import SIIM_FINDINGS
+from keras_dissect_tfds.siim_acr_pneumothorax.siim_acr_pneumothorax import SiimAcrPneumothorax
+from keras_dissect_tfds.siim_acr_pneumothorax.siim_acr_pneumothorax import SiimAcrPneumothoraxConfig
