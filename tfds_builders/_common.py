@@ -212,3 +212,29 @@ class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
                 "Check that the split lists name images present in the "
                 "manual folder."
             )
+
+
+def split_by_patient(image_ids, patient_of, fraction, seed):
+    """Move a seeded random `fraction` of the patients to a second list.
+
+    Args:
+        image_ids: image ids to split.
+        patient_of: dict image id -> patient id.
+        fraction: share of the patients to move, in `[0, 1)`.
+        seed: seed of the permutation of the sorted patient ids.
+
+    Returns:
+        `(kept, moved)` lists of image ids, in the input order. No patient
+        appears in both.
+    """
+    patients = sorted({patient_of[image_id] for image_id in image_ids})
+    count = int(round(fraction * len(patients)))
+    # A non-zero fraction of a small dataset still moves one patient, so the
+    # second split is never empty by rounding alone.
+    if fraction > 0 and patients:
+        count = max(1, count)
+    order = np.random.default_rng(seed).permutation(len(patients))
+    moved_patients = {patients[index] for index in order[:count]}
+    kept = [i for i in image_ids if patient_of[i] not in moved_patients]
+    moved = [i for i in image_ids if patient_of[i] in moved_patients]
+    return kept, moved

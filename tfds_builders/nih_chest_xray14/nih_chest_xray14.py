@@ -156,7 +156,7 @@ Extract every images_XXX.tar.gz archive; each one unpacks into images/.
             )
 
         patient_of = {image_id: records[image_id].patient_id for image_id in records}
-        train, validation = nih_labels.split_by_patient(
+        train, validation = _common.split_by_patient(
             train_val,
             patient_of,
             self.builder_config.validation_fraction,
