@@ -6,6 +6,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from keras_dissect import testing
+from keras_dissect.data import pipelines
 from keras_dissect_tfds.nih_chest_xray14 import NIH_FINDINGS
 from keras_dissect_tfds.nih_chest_xray14 import NihChestXray14
 
@@ -22,13 +23,18 @@ def sample_dir():
 
 
 @pytest.fixture(scope="module")
-def examples(sample_dir, tmp_path_factory):
+def builder(sample_dir, tmp_path_factory):
     builder = NihChestXray14(
         data_dir=tmp_path_factory.mktemp("tfds"), config="64"
     )
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=sample_dir)
     )
+    return builder
+
+
+@pytest.fixture(scope="module")
+def examples(builder):
     return {
         split: {
             example["image_id"].decode(): example
@@ -104,3 +110,20 @@ def test_originals_stored_like_the_rest(examples, sample_dir, image_id):
     # Pillow's RGB -> L rounding equals the R channel here (R = G = B), so the
     # two renderings agree to the rounding of the last level.
     np.testing.assert_allclose(example["image"][..., 0], expected, atol=1)
+
+
+def test_prepared_sample_through_pipelines(builder):
+    train = builder.as_dataset(split="train")
+    views = next(
+        iter(pipelines.pretraining_dataset(train, 56, 16, shuffle_buffer=64))
+    )
+    assert views["view1"].shape == (16, 56, 56, 1)
+    assert views["view2"].shape == (16, 56, 56, 1)
+
+    test = builder.as_dataset(split="test")
+    images, labels = next(iter(pipelines.classification_dataset(test, 64, 16)))
+    assert images.shape == (16, 64, 64, 1)
+    assert labels.shape == (16, 14)
+    # The stored 64-px images pass through evaluation unchanged.
+    first = next(iter(tfds.as_numpy(test)))
+    np.testing.assert_allclose(images[0, ..., 0], first["image"][..., 0] / 255, atol=1e-6)
