@@ -331,3 +331,7 @@ def demo(context, run_dir, image_size, width, epochs, steps_per_epoch, probe_epo
 def _defaults_with(command, arguments):
     context = command.make_context(command.name, arguments)
     return context.params
+
+
+if __name__ == "__main__":
+    main()
