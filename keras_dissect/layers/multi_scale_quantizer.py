@@ -21,10 +21,10 @@ def check_feature_map_shape(shape, name):
 class MultiScaleQuantizer(keras.layers.Layer):
     """Projects feature maps of several scales and quantizes each with its own codebook.
 
-    For each scale in `scales` (a subset of "fine", "medium", "coarse", the
-    stride 8, 16 and 32 maps of the encoder) a 1x1 convolution projects the
-    map to `code_dim` channels and a `VectorQuantizer` with its own codebook
-    quantizes every position of it.
+    The scales are "fine", "medium" and "coarse", the stride 8, 16 and 32
+    maps of the encoder. For each scale in use, a 1x1 convolution projects
+    the map to `code_dim` channels. A `VectorQuantizer` with its own codebook
+    then quantizes every position of the projected map.
 
     Args:
         scales: Names of the scales in use, a non-empty subset of

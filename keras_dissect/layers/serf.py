@@ -60,8 +60,10 @@ class SERF(keras.layers.Layer):
     `target_embedding`, `context_tokens` and `query_mode`.
 
     NOTE: pooling uses `padding="same"`, so a map whose size is not a multiple
-    of the stride ratio gets a partial window at its edge; the grids then
-    match the coarse map of a ResNet whose stride-2 layers round sizes up.
+    of the stride ratio gets a partial window at its edge, averaged over its
+    valid positions only (the same on all three backends). The pooled grid
+    then matches the coarse map of a ResNet whose stride-2 layers round sizes
+    up.
 
     Args:
         output_dim: Size of the output q_t.
