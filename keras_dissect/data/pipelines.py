@@ -41,15 +41,17 @@ def pretraining_dataset(
     shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
     crop_area_range=augment.CROP_AREA_RANGE,
     drop_remainder=True,
+    blur_probability=augment.BLUR_PROBABILITY,
     view_options=None,
 ):
     """Build the two-view self-supervised pretraining pipeline.
 
     Each image gives two views, each with its own random resized crop,
     horizontal flip, small rotation, brightness and contrast jitter and
-    Gaussian blur (see `augment.ViewAugmentation`). The random crops are
-    drawn per example and per epoch from `seed`; the layers are seeded too, so
-    a pipeline built twice with the same seed yields the same batches.
+    Gaussian blur (see `augment.random_gaussian_blur` and
+    `augment.ViewAugmentation`). Crops and blur are drawn per example and per
+    epoch from `seed`; the layers are seeded too, so a pipeline built twice
+    with the same seed yields the same batches.
 
     Args:
         ds: `tf.data.Dataset` of dicts with an `"image"` entry `(H, W, 1)`.
@@ -61,8 +63,9 @@ def pretraining_dataset(
         crop_area_range: range of the share of the image area each view keeps.
         drop_remainder: whether to drop the last incomplete batch (the
             default, since BatchNorm statistics of a tiny batch are noisy).
+        blur_probability: probability of blurring each view.
         view_options: optional dict of `augment.ViewAugmentation` arguments
-            (for example `{"blur_probability": 0.0}`), used for both views.
+            (for example `{"flip": False}`), used for both views.
 
     Returns:
         A `tf.data.Dataset` of dicts `{"view1": (B, S, S, C), "view2":
@@ -76,16 +79,17 @@ def pretraining_dataset(
     images = _maybe_shuffle(images, shuffle_buffer, seed)
     keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
+    def make_view(image, key, view):
+        crop_seed = tf.stack([key, 2 * view])
+        blur_seed = tf.stack([key, 2 * view + 1])
+        crop = augment.random_resized_crop(
+            image, image_size, crop_seed, crop_area_range
+        )
+        return augment.random_gaussian_blur(crop, blur_seed, blur_probability)
+
     def crop_two_views(image, key):
         image = _to_float(image)
-        return {
-            "view1": augment.random_resized_crop(
-                image, image_size, tf.stack([key, 1]), crop_area_range
-            ),
-            "view2": augment.random_resized_crop(
-                image, image_size, tf.stack([key, 2]), crop_area_range
-            ),
-        }
+        return {"view1": make_view(image, key, 1), "view2": make_view(image, key, 2)}
 
     views = tf.data.Dataset.zip((images, keys)).map(
         crop_two_views, num_parallel_calls=tf.data.AUTOTUNE
@@ -190,7 +194,7 @@ def classification_dataset(
     )
     pairs = pairs.batch(batch_size, drop_remainder=drop_remainder)
     photometric = augment.ViewAugmentation(
-        image_size, seed=seed + PHOTOMETRIC_SEED_OFFSET, blur_probability=0.0
+        image_size, seed=seed + PHOTOMETRIC_SEED_OFFSET
     )
 
     def augment_batch(images, labels):
@@ -279,7 +283,6 @@ def segmentation_dataset(
         seed=seed + PHOTOMETRIC_SEED_OFFSET,
         flip=False,
         max_rotation_degrees=0.0,
-        blur_probability=0.0,
     )
 
     def augment_batch(images, masks):

@@ -139,3 +139,24 @@ def test_invalid_arguments():
     labels_only = tf.data.Dataset.from_tensor_slices({"image": np.zeros((2, 4, 4, 1), np.uint8)})
     with pytest.raises(ValueError, match="'labels' or 'observations'"):
         pipelines.classification_dataset(labels_only, 32, 4)
+
+
+def test_gaussian_blur_matches_numpy():
+    image = np.zeros((15, 15, 1), np.float32)
+    image[7, 7] = 1.0
+    blurred = augment.gaussian_blur(tf.constant(image), 1.5, 5).numpy()
+    offsets = np.arange(-2, 3)
+    kernel = np.exp(-0.5 * (offsets / 1.5) ** 2)
+    kernel /= kernel.sum()
+    expected = np.zeros((15, 15), np.float32)
+    expected[5:10, 5:10] = np.outer(kernel, kernel)
+    # float32 convolution sums of five terms: rounding stays below 1e-6.
+    np.testing.assert_allclose(blurred[..., 0], expected, atol=1e-6)
+
+
+def test_random_gaussian_blur_probability():
+    image = tf.constant(np.random.default_rng(0).random((32, 32, 1)), tf.float32)
+    never = augment.random_gaussian_blur(image, tf.constant([1, 2]), probability=0.0)
+    always = augment.random_gaussian_blur(image, tf.constant([1, 2]), probability=1.0)
+    np.testing.assert_array_equal(never, image)
+    assert not np.allclose(always, image)
