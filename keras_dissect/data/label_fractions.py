@@ -153,8 +153,8 @@ def load_or_create_manifest(
     """Reuse the manifest at `path` or sample the subsets and write it.
 
     An existing manifest must have been made with the same settings and the
-    same pool of image ids; otherwise a `ValueError` says which setting
-    differs, since silently reusing it would train on other subsets than
+    same pool of image ids; otherwise a `ValueError` names the setting
+    that differs, since silently reusing it would train on other subsets than
     requested.
 
     Args:
