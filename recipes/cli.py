@@ -25,7 +25,6 @@ ABLATIONS = (
     "continuous_only",
     "discrete_only",
 )
-RECIPE_PLACEHOLDER_KEYS = ("run_root", "data_dir")
 
 
 @click.group()

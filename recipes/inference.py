@@ -151,8 +151,11 @@ def write_report(run_dir):
     columns = _read_history(history_path)
     epochs = [int(value) + 1 for value in columns.pop("epoch", [])]
     if not epochs:
-        raise click.ClickException(f"{history_path} holds no completed epoch yet.")
+        raise click.ClickException(f"{history_path} contains no completed epoch yet.")
 
+    # Columns missing from some rows (for example logged by a later run
+    # version) cannot be drawn against the epochs, so they are skipped.
+    columns = {key: values for key, values in columns.items() if len(values) == len(epochs)}
     written = []
     curve_keys = [key for key in columns if not key.startswith(("perplexity_", "live_code_fraction_"))]
     figure, axes = pyplot.subplots(len(curve_keys), 1, figsize=(6, 2.2 * len(curve_keys)), squeeze=False)
@@ -170,7 +173,8 @@ def write_report(run_dir):
         figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 4))
         for scale in scales:
             left.plot(epochs, columns[f"perplexity_{scale}"], marker="o", label=scale)
-            right.plot(epochs, columns.get(f"live_code_fraction_{scale}", []), marker="o", label=scale)
+            if f"live_code_fraction_{scale}" in columns:
+                right.plot(epochs, columns[f"live_code_fraction_{scale}"], marker="o", label=scale)
         left.set_title("codebook perplexity (codes)")
         right.set_title("live-code fraction")
         for axis in (left, right):

@@ -44,6 +44,7 @@ def load_model(path):
     import keras_dissect.models.classifier  # noqa: F401
     import keras_dissect.models.dissect  # noqa: F401
     import keras_dissect.models.segmenter  # noqa: F401
+    import keras_dissect.optimizers  # noqa: F401
 
     path = pathlib.Path(path)
     if not path.is_file():

@@ -70,6 +70,7 @@ def _load_checkpoint(path):
 
     # Importing the models registers the custom classes for deserialization.
     import keras_dissect.models.dissect  # noqa: F401
+    import keras_dissect.optimizers  # noqa: F401
 
     return keras.models.load_model(path)
 
@@ -93,7 +94,7 @@ def fit_one_epoch(model, dataset, epoch, callbacks, verbose):
 
 
 def run_pretraining(config, run_dir, verbose=1):
-    """Pretrain as `config` says, in `run_dir`, resuming a partial run.
+    """Pretrain as `config` describes, in `run_dir`, resuming a partial run.
 
     Each epoch reads a pipeline seeded with `seed + epoch`, so an epoch sees
     the same batches whether or not the run was interrupted before it; with
@@ -120,7 +121,6 @@ def run_pretraining(config, run_dir, verbose=1):
         click.echo(f"Run in {run_dir} is already complete ({done} epochs).")
         return final_path
 
-    keras.utils.set_random_seed(config["seed"])
     ds = datasets.load(
         config["dataset"], config["split"], config["dataset_config"],
         config.get("data_dir"), config.get("manual_dir"),
@@ -133,6 +133,9 @@ def run_pretraining(config, run_dir, verbose=1):
         )
     steps_per_epoch = min(config["steps_per_epoch"] or available, available)
 
+    # Seeded after loading the data, because preparing a dataset the first
+    # time may draw random numbers and would shift the initial weights.
+    keras.utils.set_random_seed(config["seed"])
     if done:
         model = _load_checkpoint(checkpoint_path(run_dir, done))
         click.echo(f"Resuming {run_dir} after epoch {done} of {config['epochs']}.")

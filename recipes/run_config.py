@@ -61,7 +61,7 @@ def check_resume(run_dir, config):
     ]
     if differences:
         raise ConfigMismatchError(
-            f"Run directory {run_dir} holds a run with other settings, so it "
+            f"Run directory {run_dir} contains a run with other settings, so it "
             "cannot resume: " + "; ".join(differences) + ". Use the stored "
             "settings to resume, or choose another run directory."
         )

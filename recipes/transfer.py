@@ -54,7 +54,7 @@ def _prepare_run_dir(run_dir, config):
     if run_config.read_config(run_dir) is not None:
         run_config.check_resume(run_dir, config)
         raise click.ClickException(
-            f"Run directory {run_dir} already holds this run; choose a new "
+            f"Run directory {run_dir} already contains this run; choose a new "
             "directory to train again (nothing was overwritten)."
         )
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -108,9 +108,9 @@ def run_classification(config, run_dir, verbose=1):
     from keras_dissect.models import classifier as classifier_lib
 
     run_dir = _prepare_run_dir(run_dir, config)
-    keras.utils.set_random_seed(config["seed"])
     names = datasets.class_names(config["dataset"])
     train, train_size, load = _training_split(config, run_dir)
+    keras.utils.set_random_seed(config["seed"])
 
     def batches(ds, training):
         return pipelines.classification_dataset(
@@ -127,7 +127,7 @@ def run_classification(config, run_dir, verbose=1):
     model = classifier_lib.build_classifier(_encoder(config), len(names), mode=config["mode"])
     classifier_lib.compile_classifier(model, mode=config["mode"], learning_rate=config["learning_rate"])
 
-    # Model selection sees the validation split only; the test split is
+    # Model selection uses the validation split only, and the test split is
     # read once, after training, with the selected weights.
     callbacks = [
         evaluation.ValidationAUC(validation_batches, names),

