@@ -205,20 +205,19 @@ class VectorQuantizer(keras.layers.Layer):
                 f"{self.code_dim}. Received: inputs.shape={tuple(input_shape)}"
             )
 
-    def _distance_argmin(self, vectors, codebook, code_sq_norms):
-        # ||z||^2 is the same for every code, so the argmin needs only
-        # ||e||^2 - 2 z.e and the full distance is never materialized.
-        scores = code_sq_norms[None, :] - 2.0 * ops.matmul(
-            vectors, ops.transpose(codebook)
-        )
-        return ops.cast(ops.argmin(scores, axis=-1), "int32")
+    def _distance_argmin(self, vectors, codebook, half_code_sq_norms):
+        # argmin_e ||z||^2 - 2 z.e + ||e||^2 = argmax_e z.e - ||e||^2 / 2,
+        # because ||z||^2 is the same for every code. This form needs one
+        # elementwise pass over the (rows, K) matmul output instead of two.
+        scores = ops.matmul(vectors, ops.transpose(codebook)) - half_code_sq_norms
+        return ops.cast(ops.argmax(scores, axis=-1), "int32")
 
     def _nearest_codes(self, flat, codebook):
         """Return the int32 index of the nearest code of each row of `flat`."""
-        code_sq_norms = ops.sum(ops.square(codebook), axis=-1)
+        half_code_sq_norms = 0.5 * ops.sum(ops.square(codebook), axis=-1)
         num_rows = flat.shape[0]
         if num_rows is not None and num_rows <= self.chunk_size:
-            return self._distance_argmin(flat, codebook, code_sq_norms)
+            return self._distance_argmin(flat, codebook, half_code_sq_norms)
 
         # Pad to whole chunks and map over them, so that at most chunk_size x K
         # distances exist at a time. `ops.map` compiles to a loop under jit.
@@ -228,7 +227,7 @@ class VectorQuantizer(keras.layers.Layer):
         padded = ops.pad(flat, [[0, padding], [0, 0]])
         chunks = ops.reshape(padded, (-1, self.chunk_size, self.code_dim))
         indices = ops.map(
-            lambda chunk: self._distance_argmin(chunk, codebook, code_sq_norms),
+            lambda chunk: self._distance_argmin(chunk, codebook, half_code_sq_norms),
             chunks,
         )
         return ops.reshape(indices, (-1,))[:num_rows]

@@ -528,3 +528,26 @@ def test_compiled_training_call_matches_numpy():
     )
     np.testing.assert_allclose(to_numpy(layer.ema_count), ema_count, rtol=TOLERANCE)
     np.testing.assert_allclose(to_numpy(layer.codebook), codebook, atol=TOLERANCE)
+
+
+def test_fit_updates_codebook_and_predict_does_not():
+    inputs = keras.Input((CODE_DIM,))
+    projected = keras.layers.Dense(CODE_DIM, name="projection")(inputs)
+    quantizer = VectorQuantizer(num_codes=NUM_CODES, code_dim=CODE_DIM, name="vq")
+    model = keras.Model(inputs, quantizer(projected)["quantized"])
+    model.compile(optimizer="sgd", loss="mse")
+    vectors = random_vectors(22, (32, CODE_DIM))
+    before = to_numpy(quantizer.codebook)
+
+    model.fit(vectors, vectors, batch_size=16, epochs=1, verbose=0)
+    after_fit = to_numpy(quantizer.codebook)
+    model.predict(vectors, batch_size=16, verbose=0)
+
+    assert not np.allclose(after_fit, before)
+    np.testing.assert_array_equal(to_numpy(quantizer.codebook), after_fit)
+    # Two steps of 16 assigned vectors each, from a total count of NUM_CODES.
+    decay = quantizer.decay
+    expected_total = decay**2 * NUM_CODES + (1 - decay) * 16 * (decay + 1)
+    np.testing.assert_allclose(
+        to_numpy(quantizer.ema_count).sum(), expected_total, rtol=TOLERANCE
+    )
