@@ -36,7 +36,8 @@ class SERF(keras.layers.Layer):
        `alpha = softmax(scale_logits)`, one logit per scale, starting equal.
        The softmax keeps the fused map a convex combination, so its magnitude
        stays that of one quantized map while the weights are learned, and no
-       scale weight can grow without bound or change sign.
+       scale weight can grow without bound or change sign. With a single
+       scale there is nothing to weigh, so the layer has no scale logits.
     3. Cross-attention (`keras.layers.MultiHeadAttention`, with a residual
        connection and layer normalization) takes the fused quantized tokens as
        queries. Keys and values are h_phi, projected to D as one token,
@@ -167,9 +168,11 @@ class SERF(keras.layers.Layer):
                     dtype=self.dtype_policy,
                     name=f"pool_{scale}",
                 )
-        self.scale_logits = self.add_weight(
-            shape=(len(self.scales),), initializer="zeros", name="scale_logits"
-        )
+        self.scale_logits = None
+        if len(self.scales) > 1:
+            self.scale_logits = self.add_weight(
+                shape=(len(self.scales),), initializer="zeros", name="scale_logits"
+            )
 
         self.target_projection = keras.layers.Dense(
             self.code_dim, dtype=self.dtype_policy, name="target_projection"
@@ -220,6 +223,9 @@ class SERF(keras.layers.Layer):
 
     def _fuse_maps(self, quantized):
         """Pool the maps to one grid and sum them with softmax scale weights."""
+        if self.scale_logits is None:
+            return quantized[self.scales[0]]
+
         weights = ops.softmax(ops.cast(self.scale_logits, "float32"))
         weights = ops.cast(weights, self.compute_dtype)
         fused = None

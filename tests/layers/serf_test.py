@@ -109,18 +109,30 @@ def test_symbolic_output_shape():
 
 
 @pytest.mark.parametrize(
-    "fusion, num_trainable",
-    # serf: scale logits 1, target projection 2, attention 8 (query, key,
-    # value and output kernels and biases), attention norm 2, MLP 6.
-    [("serf", 19), ("concat", 6)],
+    "scales, fusion, num_trainable",
+    # serf: scale logits 1 (none for one scale), target projection 2,
+    # attention 8 (query, key, value and output kernels and biases),
+    # attention norm 2, MLP 6.
+    [(ALL_SCALES, "serf", 19), (("coarse",), "serf", 18), (ALL_SCALES, "concat", 6)],
 )
-def test_weight_counts(fusion, num_trainable):
-    quantized, embedding, context = make_inputs()
+def test_weight_counts(scales, fusion, num_trainable):
+    quantized, embedding, context = make_inputs(scales=scales)
     layer = make_layer(fusion=fusion)
     layer(quantized, embedding, context)
 
     assert len(layer.trainable_weights) == num_trainable
     assert len(layer.non_trainable_weights) == 0
+
+
+def test_training_flag_does_not_change_output():
+    # SERF has no dropout or batch statistics, so q_t is the same in both modes.
+    quantized, embedding, context = make_inputs(10)
+    layer = make_layer()
+
+    training_output = to_numpy(layer(quantized, embedding, context, training=True))
+    inference_output = to_numpy(layer(quantized, embedding, context, training=False))
+
+    np.testing.assert_array_equal(training_output, inference_output)
 
 
 def test_scale_weights_start_equal():
