@@ -420,16 +420,25 @@ class DiSSECT(keras.Model):
 
     def get_compile_config(self):
         config = super().get_compile_config()
-        optimizer = (config or {}).get("optimizer")
+        if not config:
+            return config
+        config = dict(config)
+
         # Built-in optimizers serialize under a backend-only module on some
-        # backends (e.g. keras.src.backend.torch.optimizers); name the public
-        # module so that the file loads and trains on every backend.
-        if isinstance(optimizer, dict) and str(optimizer.get("module", "")).startswith(
-            "keras.src.backend."
+        # backends (keras.src.backend.torch.optimizers on PyTorch); name the
+        # public module so that the file loads and trains on every backend.
+        optimizer = config.get("optimizer")
+        if (
+            isinstance(optimizer, dict)
+            and str(optimizer.get("module", "")).startswith("keras.src.backend.")
+            and hasattr(keras.optimizers, optimizer.get("class_name", ""))
         ):
-            if hasattr(keras.optimizers, optimizer.get("class_name", "")):
-                optimizer = dict(optimizer, module="keras.optimizers", registered_name=None)
-                config = dict(config, optimizer=optimizer)
+            config["optimizer"] = dict(optimizer, module="keras.optimizers", registered_name=None)
+
+        # `jit_compile=True` means XLA on TensorFlow and JAX but
+        # `torch.compile` on PyTorch, so a file records "auto" instead.
+        if "jit_compile" in config:
+            config["jit_compile"] = "auto"
         return config
 
     def extract_backbone(self):
