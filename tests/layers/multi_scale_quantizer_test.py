@@ -234,3 +234,4 @@ def test_bad_features_raise():
         layer({"coarse": features["coarse"], "stage4": features["coarse"]})
     with pytest.raises(ValueError, match=r"Received: features\['coarse'\].shape=\(2, 2, 6\)"):
         layer({"coarse": features["coarse"][0]})
+

@@ -5,6 +5,7 @@ import pytest
 
 import keras
 from keras import ops
+from keras.src import testing
 
 from keras_dissect.layers import VectorQuantizer
 
@@ -551,3 +552,33 @@ def test_fit_updates_codebook_and_predict_does_not():
     np.testing.assert_allclose(
         to_numpy(quantizer.ema_count).sum(), expected_total, rtol=TOLERANCE
     )
+
+
+class VectorQuantizerLayerTest(testing.TestCase):
+    def test_keras_layer_checks(self):
+        # Keras's own layer checks: symbolic and eager shapes, weight and seed
+        # generator counts, config and `.keras` round trips and, on TensorFlow
+        # and JAX, a mixed-precision call. Its training check fits an `mse`
+        # loss on every output, which does not apply to integer indices.
+        self.run_layer_test(
+            VectorQuantizer,
+            init_kwargs={
+                "num_codes": NUM_CODES,
+                "code_dim": CODE_DIM,
+                "dead_code_steps": 2,
+                "init_from_first_batch": True,
+                "seed": 1,
+            },
+            input_shape=(2, 3, CODE_DIM),
+            expected_output_shape={
+                "quantized": (2, 3, CODE_DIM),
+                "indices": (2, 3),
+                "commitment_loss": (),
+                "perplexity": (),
+                "live_code_fraction": (),
+            },
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=5,
+            expected_num_seed_generators=1,
+            run_training_check=False,
+        )
