@@ -43,9 +43,12 @@ class VectorQuantizer(keras.layers.Layer):
     EMA convention: the averages start from the codebook with unit counts
     (`ema_count = 1`, `ema_sum = codebook`) and are not bias-corrected. After
     `t` training calls with assignment counts `n_1 .. n_t`, the count of a code
-    is `decay^t + (1 - decay) * sum_s decay^(t - s) * n_s`. A code that is
-    never assigned keeps its vector, apart from the small drift that the
-    Laplace smoothing causes.
+    is `decay^t + (1 - decay) * sum_s decay^(t - s) * n_s`. An unassigned
+    code keeps its vector while its count is much larger than `epsilon`,
+    because its count and sum decay together. After about
+    `log(epsilon) / log(decay)` calls without an assignment (about 1150 with
+    the defaults) the smoothing pulls it toward zero, unless a dead-code
+    restart re-seeds it first.
 
     Codebook health:
     - `perplexity`: `exp(-sum_k p_k log p_k)` of the distribution `p` of
@@ -70,8 +73,9 @@ class VectorQuantizer(keras.layers.Layer):
     Args:
         num_codes: Number of codes K in the codebook.
         code_dim: Size D of each code; the last axis of the inputs must match.
-        decay: EMA decay in [0, 1). 0 sets the codebook to the batch means of
-            the assigned vectors (with the smoothing above).
+        decay: EMA decay in [0, 1). 0 sets each assigned code to the batch
+            mean of its vectors (with the smoothing above) and each unassigned
+            code to zero.
         commitment_weight: Weight beta >= 0 of the commitment loss.
         epsilon: Laplace smoothing constant (> 0) of the EMA counts.
         dead_code_steps: Training calls without assignment after which a code
