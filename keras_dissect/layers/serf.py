@@ -47,12 +47,15 @@ class SERF(keras.layers.Layer):
 
     `query_mode="tokens"` (default) uses every position of the fused map as a
     query. `query_mode="pooled"` averages the fused map into a single query
-    first, which is the literal form of the method's description. Attention of
-    one query over a single key (h_phi alone, without `context_tokens`) is
-    degenerate: the softmax over one element is 1, so the attention output is
-    the projected h_phi whatever the quantized map is. The token form is the
-    default because its queries then differ per position and, with context
-    tokens, the weights over keys carry information.
+    first, which is the literal form of the method's description. With a
+    single key (h_phi alone, when `context_tokens` is None) attention is
+    degenerate in both modes: the softmax over one element is 1, so every
+    query receives the same function of h_phi, whatever the quantized map is,
+    and the quantized map reaches the output only through the residual. With
+    context tokens the attention weights depend on the queries. The token
+    form is the default because each position of the quantized map then
+    weighs the keys on its own, where the pooled form has one weighting for
+    the whole image.
 
     `fusion="concat"` is the ablation without SERF: each quantized map is
     averaged over its positions, the scale vectors are concatenated in the

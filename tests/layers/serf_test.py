@@ -202,22 +202,30 @@ def test_serf_output_depends_on_every_input(query_mode):
         assert not np.allclose(to_numpy(outputs), reference, atol=1e-4), name
 
 
-def test_pooled_query_over_single_key_is_degenerate():
-    # With h_phi as the only key, the attention output is the projected h_phi
-    # whatever the query, so only the residual carries the quantized maps.
+@pytest.mark.parametrize("query_mode", ["tokens", "pooled"])
+def test_attention_over_single_key_is_degenerate(query_mode):
+    # With h_phi as the only key, every query receives the same function of
+    # h_phi, so only the residual carries the quantized maps.
     quantized, embedding, _ = make_inputs(6)
     other_quantized, _, _ = make_inputs(7)
-    layer = make_layer(query_mode="pooled")
+    layer = make_layer(query_mode=query_mode)
     layer(quantized, embedding)
     keys = layer.target_projection(ops.convert_to_tensor(embedding))[:, None, :]
 
     attended = []
     for maps in (quantized, other_quantized):
         tensors = {scale: ops.convert_to_tensor(q) for scale, q in maps.items()}
-        query = ops.mean(layer._fuse_maps(tensors), axis=(1, 2))[:, None, :]
-        attended.append(to_numpy(layer.attention(query=query, value=keys)))
+        fused = layer._fuse_maps(tensors)
+        if query_mode == "pooled":
+            queries = ops.mean(fused, axis=(1, 2))[:, None, :]
+        else:
+            queries = ops.reshape(fused, (2, -1, CODE_DIM))
+        attended.append(to_numpy(layer.attention(query=queries, value=keys)))
 
     np.testing.assert_allclose(attended[0], attended[1], atol=TOLERANCE)
+    np.testing.assert_allclose(
+        attended[0], np.broadcast_to(attended[0][:, :1], attended[0].shape), atol=TOLERANCE
+    )
 
 
 def test_gradient_reaches_serf_and_projections(trainable_gradients):
