@@ -49,10 +49,10 @@ class SERF(keras.layers.Layer):
     query. `query_mode="pooled"` averages the fused map into a single query
     first, which is the literal form of the method's description. With a
     single key (h_phi alone, when `context_tokens` is None) attention is
-    degenerate in both modes: the softmax over one element is 1, so every
-    query receives the same function of h_phi, whatever the quantized map is,
-    and the quantized map reaches the output only through the residual. With
-    context tokens the attention weights depend on the queries. The token
+    degenerate in both modes. The softmax over one element is 1, so every
+    query receives the same function of h_phi, whatever the quantized map
+    is. The quantized map then reaches the output only through the residual.
+    With context tokens the attention weights depend on the queries. The token
     form is the default because each position of the quantized map then
     weighs the keys on its own, where the pooled form has one weighting for
     the whole image.
