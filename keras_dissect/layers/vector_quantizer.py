@@ -27,9 +27,10 @@ class VectorQuantizer(keras.layers.Layer):
     """Vector quantizer whose codebook follows EMAs of the vectors assigned to it.
 
     Each input vector (the last axis) is replaced by its nearest code in a
-    codebook of `num_codes` vectors of size `code_dim`, found by the expanded
-    squared distance `||z||^2 - 2 z.e + ||e||^2` (one matmul per chunk of
-    `chunk_size` input vectors, so memory stays bounded on large inputs).
+    codebook of `num_codes` vectors of size `code_dim`. The search uses the
+    expanded squared distance `||z||^2 - 2 z.e + ||e||^2`, with one matmul
+    per chunk of `chunk_size` input vectors, so memory stays bounded on
+    large inputs.
     Gradients pass straight through the quantization to the inputs.
 
     The codebook is not trained by gradients. In each call with
@@ -160,8 +161,8 @@ class VectorQuantizer(keras.layers.Layer):
         self._check_code_dim(input_shape)
         weight_options = dict(trainable=False, autocast=False)
 
-        # The EMA sums start equal to the codebook, as the EMA convention in
-        # the class docstring says. They get a copy so that the two variables
+        # The EMA sums start equal to the codebook, which is the EMA
+        # convention of the class docstring. They get a copy so that the two variables
         # never share one buffer (JAX rejects donating a buffer twice).
         initial_codebook = self.codebook_initializer(
             (self.num_codes, self.code_dim), "float32"
