@@ -15,11 +15,6 @@ PRETRAINING_DATASETS = (
 )
 IMAGE_CONFIGS = ("64", "128", "224", "256", "512", "full")
 
-# Validation split name of each dataset (CheXpert ships "valid" only, which
-# then also serves as its test split).
-VALIDATION_SPLITS = {"chexpert": "validation"}
-
-
 # Module attribute that lists each classification dataset's findings.
 CLASS_NAME_ATTRIBUTES = {
     "nih_chest_xray14": "NIH_FINDINGS",

@@ -72,6 +72,9 @@ def predict(model_path, image_paths, output_dir, finding=None, feature_layer=Non
     Returns:
         A dict image path -> {finding: probability}.
     """
+    import keras
+
+    click.echo(f"Keras backend: {keras.backend.backend()}", err=True)
     model = model_files.load_model(model_path)
     if not model_files.is_classifier(model):
         raise click.ClickException(

@@ -119,8 +119,11 @@ def run_classification(config, run_dir, verbose=1):
         )
 
     train_batches = batches(train, True)
-    if config["steps_per_epoch"]:
-        train_batches = train_batches.repeat().take(config["steps_per_epoch"])
+    steps_per_epoch = config["steps_per_epoch"] or None
+    if steps_per_epoch:
+        # Repeated so that successive epochs continue through the data
+        # instead of restarting it.
+        train_batches = train_batches.repeat()
     validation_batches = batches(load(VALIDATION_SPLIT), False).cache()
     test_batches = batches(load(TEST_SPLIT), False)
 
@@ -140,7 +143,10 @@ def run_classification(config, run_dir, verbose=1):
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE)),
     ]
     click.echo(f"Training on {train_size} images ({config['label_percent']} % of the labels).")
-    model.fit(train_batches, epochs=config["epochs"], callbacks=callbacks, verbose=verbose)
+    model.fit(
+        train_batches, epochs=config["epochs"], steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks, verbose=verbose,
+    )
 
     model_path = run_dir / CLASSIFIER_FILE
     model.save(model_path)
@@ -184,8 +190,9 @@ def run_segmentation(config, run_dir, verbose=1):
         )
 
     train_batches = batches(TRAIN_SPLIT, True)
-    if config["steps_per_epoch"]:
-        train_batches = train_batches.repeat().take(config["steps_per_epoch"])
+    steps_per_epoch = config["steps_per_epoch"] or None
+    if steps_per_epoch:
+        train_batches = train_batches.repeat()
     validation_batches = batches(VALIDATION_SPLIT, False).cache()
 
     model = segmenter_lib.build_segmenter(_backbone(config), freeze_backbone=config["freeze_backbone"])
@@ -201,7 +208,7 @@ def run_segmentation(config, run_dir, verbose=1):
     ]
     model.fit(
         train_batches, validation_data=validation_batches, epochs=config["epochs"],
-        callbacks=callbacks, verbose=verbose,
+        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
     )
     model.save(run_dir / SEGMENTER_FILE)
 

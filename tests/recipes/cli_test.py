@@ -168,13 +168,15 @@ def test_export_and_predict_on_other_backend(probe_run, tmp_path):
 
     other = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}[keras.backend.backend()]
     image = sorted(testing.data_path("nih-thumbs64", "images").glob("*.png"))[0]
-    environment = dict(os.environ, KERAS_BACKEND=other)
+    # Without KERAS_BACKEND in the environment, only --backend selects it.
+    environment = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
     completed = subprocess.run(
         [sys.executable, "-m", "keras_dissect_recipes.cli", "--backend", other, "predict",
          str(exported), str(image), "--output-dir", str(tmp_path / "other")],
         capture_output=True, text=True, env=environment, timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"Keras backend: {other}" in completed.stderr
     remote = json.loads((tmp_path / "other" / "predictions.json").read_text())[str(image)]
     local = invoke("predict", exported, image, "--output-dir", tmp_path / "local")
     assert local.exit_code == 0, local.output
@@ -263,3 +265,19 @@ def test_recipe_unknown_command(tmp_path):
     result = invoke("run", recipe)
     assert result.exit_code == 2
     assert "unknown command 'train'" in result.output
+
+
+def test_cli_imports_keras_lazily():
+    code = (
+        "import sys; from keras_dissect_recipes import cli; "
+        "print('keras' in sys.modules, 'keras_dissect' in sys.modules)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert completed.stdout.split() == ["False", "False"]
+
+
+def test_backend_option_conflict():
+    other = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}[keras.backend.backend()]
+    result = invoke("--backend", other, "report", ".")
+    assert result.exit_code == 2
+    assert "already imported" in result.output
