@@ -88,7 +88,8 @@ class VectorQuantizer(keras.layers.Layer):
         live_code_window: Window, in training calls, of `live_code_fraction`.
         chunk_size: Number of input vectors per distance matmul.
         codebook_initializer: Initializer of the codebook.
-        seed: Seed of the random draws for restart and initialization.
+        seed: Seed of the random draws of dead-code restart and first-batch
+            initialization. The codebook initializer takes its own seed.
         **kwargs: Base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
