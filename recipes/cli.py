@@ -26,6 +26,9 @@ ABLATIONS = (
     "discrete_only",
 )
 
+# Epochs without a better validation AUC before the demo's probe stops.
+DEMO_PROBE_PATIENCE = 5
+
 
 @click.group()
 @click.option(
@@ -293,10 +296,10 @@ def run_recipe(context, recipe, run_root, data_dir):
               help="Folder for the demo's pretraining and probe runs (replaced if it exists).")
 @click.option("--image-size", type=click.IntRange(32, 64), default=64, show_default=True, help="Input side (pixels).")
 @click.option("--width", type=click.IntRange(1), default=16, show_default=True, help="Backbone width.")
-@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Pretraining epochs.")
-@click.option("--steps-per-epoch", type=click.IntRange(1), default=16, show_default=True,
+@click.option("--epochs", type=click.IntRange(1), default=6, show_default=True, help="Pretraining epochs.")
+@click.option("--steps-per-epoch", type=click.IntRange(1), default=32, show_default=True,
               help="Pretraining steps per epoch.")
-@click.option("--probe-epochs", type=click.IntRange(1), default=5, show_default=True, help="Linear-probe epochs.")
+@click.option("--probe-epochs", type=click.IntRange(1), default=20, show_default=True, help="Maximum linear-probe epochs.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the generated phantom dataset (default: TFDS's).")
 @click.pass_context
@@ -322,7 +325,7 @@ def demo(context, run_dir, image_size, width, epochs, steps_per_epoch, probe_epo
     probe = main.get_command(context, "linear-probe")
     with probe.make_context("linear-probe", common + [
         "--run-dir", str(run_dir / "probe"), "--pretrained", str(run_dir / "pretrain" / "model.keras"),
-        "--label-percent", "10", "--epochs", str(probe_epochs), "--patience", str(probe_epochs),
+        "--label-percent", "10", "--epochs", str(probe_epochs), "--patience", str(DEMO_PROBE_PATIENCE),
     ], parent=context) as probe_context:
         probe.invoke(probe_context)
 

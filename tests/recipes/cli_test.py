@@ -281,3 +281,26 @@ def test_backend_option_conflict():
     result = invoke("--backend", other, "report", ".")
     assert result.exit_code == 2
     assert "already imported" in result.output
+
+
+def _tiny_config(**changes):
+    config = {"epochs": 2, "channels": 1, "width": 8, "projection_hidden_dim": 32, "num_codes": 16,
+              "code_dim": 16, "ablation": "none", "method": "dissect", "batch_size": 16,
+              "warmup_epochs": 0, "base_learning_rate": 0.08}
+    config.update(changes)
+    return config
+
+
+def test_pretrain_options_reach_model():
+    byol = pretraining.build_model(_tiny_config(method="byol"), steps_per_epoch=3)
+    assert byol.quantize is False
+    assert byol.total_steps == 6
+    concat = pretraining.build_model(_tiny_config(ablation="concat"), steps_per_epoch=3)
+    assert concat.settings.fusion == "concat"
+    assert concat.num_codes == 16
+
+
+def test_byol_rejects_quantizer_ablation(tmp_path):
+    result = invoke("pretrain", "--method", "byol", "--ablation", "concat", "--run-dir", tmp_path)
+    assert result.exit_code == 2
+    assert "BYOL has no quantizer" in result.output
