@@ -134,8 +134,9 @@ class SERF(nn.Module):
         self.scale_logits = nn.Parameter(torch.zeros(3))
         self.target_token = nn.Linear(dim, dim)
         self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.attention_norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+            nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, dim)
         )
 
     def forward(self, fine, medium, coarse, h_phi, coarse_tokens):
@@ -149,6 +150,7 @@ class SERF(nn.Module):
         queries = fused.flatten(2).transpose(1, 2)
         keys = torch.cat([self.target_token(h_phi)[:, None], coarse_tokens], 1)
         attended, _ = self.attention(queries, keys, keys, need_weights=False)
+        attended = self.attention_norm(queries + attended)
         return self.mlp(attended.mean(1))
 
 
