@@ -3,12 +3,12 @@
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_dissect import layers as dissect_layers
 from keras_dissect.models import ablations
 from keras_dissect.models import momentum as momentum_step
+from keras_dissect.models import saving
 from keras_dissect.models.heads import DEFAULT_HIDDEN_DIM
 from keras_dissect.models.heads import DEFAULT_PROJECTION_DIM
 from keras_dissect.models.heads import MLPHead
@@ -33,13 +33,6 @@ DEFAULT_SERF_MLP_HIDDEN_DIM = 512
 # weights in the constructor (weights do not depend on it).
 BUILD_IMAGE_SIZE = 64
 VIEW_KEYS = ("view1", "view2")
-
-
-def _copy_weights(source, destination):
-    # Fresh NumPy copies, so that no two variables ever share one buffer
-    # (JAX rejects donating the same buffer twice).
-    for source_variable, variable in zip(source.weights, destination.weights):
-        variable.assign(np.array(ops.convert_to_numpy(source_variable), copy=True))
 
 
 @keras.saving.register_keras_serializable(package="keras_dissect")
@@ -70,6 +63,10 @@ class DiSSECT(keras.Model):
     which would switch their BatchNorm to inference mode). The quantizer's
     1x1 projections and SERF are trained through `q_t` and the commitment
     loss. The codebooks move only by their EMA, and only in training calls.
+    NOTE: since `l(h_theta, q_t)` also trains SERF, `q_t` can learn to match
+    the predictor: in a 30-step run on 32 px thumbnails the discrete term fell
+    to 0.08 while the continuous term stayed near 1.3. Watch
+    `alignment_discrete` in long runs.
 
     Ablations (`ablation=`): `"none"`; `"no_momentum"` (the online tower is
     the target, with shared weights, and its maps are quantized: expected to
@@ -200,7 +197,7 @@ class DiSSECT(keras.Model):
                 (self.online_encoder, self.target_encoder),
                 (self.online_projector, self.target_projector),
             ]:
-                _copy_weights(online, target)
+                saving.copy_weights(online, target)
                 for variable in target.weights:
                     variable.trainable = False
 
@@ -419,34 +416,14 @@ class DiSSECT(keras.Model):
         return momentum_step.run_train_step(self, super().train_step, *args)
 
     def get_compile_config(self):
-        config = super().get_compile_config()
-        if not config:
-            return config
-        config = dict(config)
-
-        # Built-in optimizers serialize under a backend-only module on some
-        # backends (keras.src.backend.torch.optimizers on PyTorch); name the
-        # public module so that the file loads and trains on every backend.
-        optimizer = config.get("optimizer")
-        if (
-            isinstance(optimizer, dict)
-            and str(optimizer.get("module", "")).startswith("keras.src.backend.")
-            and hasattr(keras.optimizers, optimizer.get("class_name", ""))
-        ):
-            config["optimizer"] = dict(optimizer, module="keras.optimizers", registered_name=None)
-
-        # `jit_compile=True` means XLA on TensorFlow and JAX but
-        # `torch.compile` on PyTorch, so a file records "auto" instead.
-        if "jit_compile" in config:
-            config["jit_compile"] = "auto"
-        return config
+        return saving.portable_compile_config(super().get_compile_config())
 
     def extract_backbone(self):
         """Return a standalone copy of the online encoder (multi-scale dict outputs)."""
         backbone = ResNet18Backbone(
             input_shape=(None, None, self.channels), width=self.width, name="backbone"
         )
-        _copy_weights(self.online_encoder, backbone)
+        saving.copy_weights(self.online_encoder, backbone)
         return backbone
 
     def extract_encoder(self):

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.skipif(
 
 COMMON = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, time
     import numpy as np
     import keras
     from keras import ops
@@ -80,6 +79,7 @@ LOAD = COMMON + textwrap.dedent(
     folder, backends = sys.argv[1], sys.argv[2].split(",")
     report = {}
     for source in backends:
+        started = time.time()
         model = keras.saving.load_model(f"{folder}/{source}.keras")
         saved_state = np.load(f"{folder}/{source}_state.npz")
         saved_outputs = np.load(f"{folder}/{source}_outputs.npz")
@@ -98,8 +98,11 @@ LOAD = COMMON + textwrap.dedent(
             ),
             "iterations": int(ops.convert_to_numpy(model.optimizer.iterations)),
         }
+        entry["load_seconds"] = round(time.time() - started, 1)
+        started = time.time()
         compile_cheaply(model)
         logs = model.train_on_batch(VIEWS, return_dict=True)
+        entry["train_seconds"] = round(time.time() - started, 1)
         entry["trained_loss_finite"] = bool(np.isfinite(float(logs["loss"])))
         entry["iterations_after_step"] = int(ops.convert_to_numpy(model.optimizer.iterations))
         report[source] = entry
@@ -111,7 +114,6 @@ LOAD = COMMON + textwrap.dedent(
 def _run_all(script, arguments_for, tmp_path):
     path = tmp_path / "child.py"
     path.write_text(script)
-    started = time.time()
     processes = {}
     for backend in BACKENDS:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
@@ -127,7 +129,6 @@ def _run_all(script, arguments_for, tmp_path):
         output, _ = process.communicate(timeout=CHILD_TIMEOUT)
         assert process.returncode == 0, f"{backend} child failed:\n{output[-4000:]}"
         results[backend] = output
-        print(f"{backend}: {time.time() - started:.0f} s")
     return results
 
 
@@ -145,6 +146,7 @@ def test_keras_files_load_across_backends(tmp_path):
     for target, output in outputs.items():
         line = next(line for line in output.splitlines() if line.startswith("REPORT "))
         report = json.loads(line[len("REPORT "):])
+        print(target, report)
         for source, entry in report.items():
             pair = f"saved on {source}, loaded on {target}"
             assert entry["same_keys"], pair
