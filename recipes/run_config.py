@@ -9,13 +9,13 @@ import pathlib
 
 CONFIG_FILE = "config.json"
 
-# Settings that say where data lives rather than what the run computes; a
+# Settings that locate the data rather than change what the run computes. A
 # resumed run may point at another copy of the same data.
 LOCATION_KEYS = ("data_dir", "manual_dir", "run_dir")
 
 
 class ConfigMismatchError(ValueError):
-    """A run directory holds a run made with other settings."""
+    """A run directory contains a run made with other settings."""
 
 
 def _comparable(config):
@@ -38,7 +38,7 @@ def read_config(run_dir):
 
 
 def check_resume(run_dir, config):
-    """Raise `ConfigMismatchError` when `run_dir` holds a run with other settings.
+    """Raise `ConfigMismatchError` when `run_dir` contains a run with other settings.
 
     Args:
         run_dir: run directory.
@@ -46,7 +46,7 @@ def check_resume(run_dir, config):
             JSON values.
 
     Returns:
-        True when the directory holds the same run (so it resumes), False when
+        True when the directory contains the same run (so it resumes), False when
         it holds no run yet.
     """
     stored = read_config(run_dir)

@@ -85,8 +85,8 @@ def compute_auc_report(labels, scores, class_names=None):
 
     Entries labelled -1 are ignored class by class. A class whose remaining
     entries are all positive or all negative has no ROC AUC: it is reported
-    with its status and left out of the mean, and `num_classes_used` says how
-    many classes the mean covers.
+    with its status and left out of the mean, and `num_classes_used` gives the
+    number of classes the mean covers.
 
     Args:
         labels: array of shape `(N, K)` (or `(N,)` for one class) with values

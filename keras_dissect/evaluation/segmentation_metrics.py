@@ -1,9 +1,10 @@
 """Dice and IoU for binary masks, in NumPy.
 
 Empty-mask convention: when both the ground-truth and the predicted mask of
-an image are empty, Dice and IoU are 1 (the prediction is exactly right, as
-for the many pneumothorax-free images of SIIM-ACR); when only one of them is
-empty, both scores are 0. Scores are computed per image and then averaged.
+an image are empty, Dice and IoU are 1, because the prediction is exactly
+right (as for the many pneumothorax-free images of SIIM-ACR). When only one
+of them is empty, both scores are 0. Scores are computed per image and then
+averaged.
 """
 
 import numpy as np

@@ -31,7 +31,7 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
     the same weight however many of its neighbours are ignored.
 
     Args:
-        from_logits: whether `y_pred` holds logits rather than probabilities.
+        from_logits: whether `y_pred` contains logits rather than probabilities.
         name: loss name.
         reduction: Keras reduction over the batch.
 

@@ -1,6 +1,6 @@
 """Grad-CAM heat-maps for one class of a classifier, on a chosen feature map.
 
-Keras 3 has no backend-neutral gradient operation, so `_gradient` holds the
+Keras 3 has no backend-neutral gradient operation, so `_gradient` contains the
 one per-backend piece (TensorFlow tape, `jax.grad`, torch autograd); the
 splitting of the model and the heat-map math use `keras.ops` only.
 """
@@ -165,9 +165,9 @@ def grad_cam(classifier, images, class_index, feature_layer=DEFAULT_FEATURE_LAYE
     The class score is the pre-sigmoid logit (the `"logits"` layer of
     `build_classifier`), because the gradient of a saturated probability
     vanishes. Channel weights are the spatial means of its gradient with
-    respect to the feature map; the map is their weighted sum after a ReLU,
-    resized to the image and scaled to [0, 1] per image (all zeros where no
-    location contributes positively).
+    respect to the feature map. The heat-map is the weighted sum of the
+    channels after a ReLU, resized to the image and scaled to [0, 1] per
+    image. It is all zeros where no location contributes positively.
 
     Args:
         classifier: model from `build_classifier` (or any functional model

@@ -99,10 +99,10 @@ def build_segmenter(backbone, freeze_backbone=False, name="segmenter"):
     """Build a U-Net decoder on a multi-scale backbone.
 
     The decoder upsamples `"stage4"` (stride 32) by 2 and merges it with
-    `"stage3"`, `"stage2"`, `"stage1"` and `"stem"` in turn (each merge:
-    concatenation then two 3x3 convolutions with as many channels as the
-    skip), then upsamples once more to full resolution and predicts one
-    sigmoid channel.
+    `"stage3"`, `"stage2"`, `"stage1"` and `"stem"` in turn. Each merge is a
+    concatenation followed by two 3x3 convolutions with as many channels as
+    the skip. A last upsampling reaches full resolution, where a 1x1
+    convolution predicts one sigmoid channel.
 
     Args:
         backbone: `keras.Model` mapping images `(B, H, W, C)` to a dict with
