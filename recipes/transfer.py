@@ -1,6 +1,7 @@
 """The `linear-probe`, `finetune` and `segment` recipes."""
 
 import json
+import math
 import pathlib
 
 import click
@@ -102,6 +103,7 @@ def run_classification(config, run_dir, verbose=1):
         The test `AUCReport`.
     """
     import keras
+    import tensorflow as tf
 
     from keras_dissect import evaluation
     from keras_dissect.data import pipelines
@@ -124,6 +126,11 @@ def run_classification(config, run_dir, verbose=1):
         # Repeated so that successive epochs continue through the data
         # instead of restarting it.
         train_batches = train_batches.repeat()
+    else:
+        # Filtering by label fraction hides the number of batches from
+        # Keras, which would then warn that the data ran out.
+        num_batches = math.ceil(train_size / config["batch_size"])
+        train_batches = train_batches.apply(tf.data.experimental.assert_cardinality(num_batches))
     validation_batches = batches(load(VALIDATION_SPLIT), False).cache()
     test_batches = batches(load(TEST_SPLIT), False)
 
