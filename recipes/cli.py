@@ -267,9 +267,18 @@ def _recipe_arguments(options, placeholders):
 @click.option("--run-root", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="Folder that replaces {run_root} in the recipe's paths.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="", help="Replaces {data_dir} in the recipe.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override an option in every step, for example --set seed=1 (repeatable).")
 @click.pass_context
-def run_recipe(context, recipe, run_root, data_dir):
+def run_recipe(context, recipe, run_root, data_dir, overrides):
     """Run the steps of a recipe file (TOML) in order."""
+    override_options = {}
+    for override in overrides:
+        key, separator, value = override.partition("=")
+        if not separator or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {override!r}", param_hint="--set")
+        override_options[key.strip().replace("-", "_")] = value
+
     try:
         with open(recipe, "rb") as handle:
             content = tomllib.load(handle)
@@ -285,7 +294,8 @@ def run_recipe(context, recipe, run_root, data_dir):
         command = main.get_command(context, name) if name else None
         if command is None or name == "run":
             raise click.BadParameter(f"step {number} names an unknown command {name!r}", param_hint="RECIPE")
-        arguments = list(step.get("arguments", [])) + _recipe_arguments(step.get("options", {}), placeholders)
+        options = dict(step.get("options", {}), **override_options)
+        arguments = list(step.get("arguments", [])) + _recipe_arguments(options, placeholders)
         click.echo(f"[{number}/{len(steps)}] dissect {name} {' '.join(arguments)}")
         with command.make_context(name, arguments, parent=context) as step_context:
             command.invoke(step_context)

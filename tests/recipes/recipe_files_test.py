@@ -34,3 +34,26 @@ def test_recipe_steps_parse(recipe):
         arguments = cli._recipe_arguments(step.get("options", {}), placeholders)
         context = command.make_context(step["command"], arguments)
         assert context.params["run_dir"].startswith("runs/")
+
+
+@pytest.mark.backend_independent
+def test_run_rejects_bad_override(tmp_path):
+    from click.testing import CliRunner
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[[steps]]\ncommand = "report"\n')
+    result = CliRunner().invoke(cli.main, ["run", str(recipe), "--set", "seed"])
+    assert result.exit_code == 2
+    assert "KEY=VALUE" in result.output
+
+
+@pytest.mark.backend_independent
+def test_run_override_reaches_step(tmp_path):
+    from click.testing import CliRunner
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[[steps]]\ncommand = "report"\narguments = ["{}"]\n'.format(tmp_path / "missing"))
+    result = CliRunner().invoke(cli.main, ["run", str(recipe), "--set", "epochs=3"])
+    # `report` has no --epochs option, so click rejects the override.
+    assert result.exit_code == 2
+    assert "--epochs" in result.output
