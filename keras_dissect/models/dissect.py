@@ -15,13 +15,13 @@ from keras_dissect.models.heads import MLPHead
 from keras_dissect.models.losses import normalized_squared_error
 from keras_dissect.models.resnet import ResNet18Backbone
 
-# Target momentum: cosine schedule from 0.996 to 1.0 over the run (BYOL's).
+# Target momentum: cosine schedule from 0.996 to 1.0 over the run.
 BASE_MOMENTUM = 0.996
 FINAL_MOMENTUM = 1.0
 # Weight lambda of the commitment loss in L = L_sim + lambda * L_VQ. The
 # method's text does not give it; the commitment loss already carries the
-# quantizer's own weight beta (0.25, as in VQ-VAE), so lambda = 1 keeps it at
-# its VQ-VAE scale.
+# quantizer's own weight beta (default 0.25), so lambda = 1 leaves that
+# weighting as it is.
 DEFAULT_VQ_LOSS_WEIGHT = 1.0
 DEFAULT_NUM_CODES = 2048
 DEFAULT_CODE_DIM = 128

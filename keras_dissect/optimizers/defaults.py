@@ -1,9 +1,10 @@
 """Default pretraining optimizer.
 
 The method's publication does not give its optimization settings, so the
-defaults follow the authors' earlier CoBooM code: LARS with base learning rate
-0.08 scaled by batch size / 256, weight decay 1.5e-6 (biases and normalization
-weights excluded), 20 warm-up epochs out of 300, then cosine decay.
+defaults follow the authors' earlier CoBooM code. That code uses LARS with a
+base learning rate of 0.08 scaled by batch size / 256 and weight decay 1.5e-6
+(biases and normalization weights excluded). Its schedule warms up for 20 of
+300 epochs, then decays on a cosine.
 """
 
 from keras_dissect.optimizers.lars import LARS

@@ -4,8 +4,8 @@ import keras
 from keras import ops
 
 DEFAULT_MOMENTUM = 0.9
-# Trust coefficient eta of the LARS paper (You et al., 2017, "Large Batch
-# Training of Convolutional Networks"), also used by BYOL.
+# Trust coefficient eta: the common choice for LARS in self-supervised
+# pretraining, and the value of the torch reference step in benchmarks/.
 DEFAULT_TRUST_COEFFICIENT = 1e-3
 
 
@@ -23,11 +23,11 @@ class LARS(keras.optimizers.Optimizer):
     ```
 
     Excluded variables get neither the weight decay nor the trust ratio, only
-    the momentum step. A variable is excluded when `exclude_bias_and_norm` is
-    true and it has rank 1 or less (biases and the scales and offsets of
-    normalization layers, found by shape rather than by name), or when
-    `exclude_from_weight_decay(var_list=..., var_names=...)` named it before
-    the optimizer was built.
+    the momentum step. With `exclude_bias_and_norm`, every variable of rank 1
+    or less is excluded: biases and the scales and offsets of normalization
+    layers, found by shape rather than by name. Variables named through
+    `exclude_from_weight_decay(var_list=..., var_names=...)` before the
+    optimizer is built are excluded too.
 
     The weight decay is the coupled (L2) form that LARS adds to the gradient,
     not the decoupled form of AdamW, so the base class's decoupled decay step
