@@ -62,7 +62,7 @@ def test_loss_decreases_on_thumbnails():
             learning_rate=optimizers.WarmupCosine(1.0, total_steps=STEPS, warmup_steps=3)
         )
     )
-    # One step per epoch, so that the history holds each step's loss.
+    # One step per epoch, so that the history records each step's loss.
     history = model.fit(_two_view_dataset(folder), epochs=STEPS, steps_per_epoch=1, verbose=0)
     losses = np.array(history.history["loss"])
 
