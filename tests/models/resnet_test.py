@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from keras import ops
@@ -83,5 +85,5 @@ def test_backbone_config_round_trip():
     ],
 )
 def test_backbone_rejects_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         resnet.ResNet18Backbone(**kwargs)
