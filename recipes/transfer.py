@@ -178,6 +178,7 @@ def run_segmentation(config, run_dir, verbose=1):
         The test scores as a dict.
     """
     import keras
+    import tensorflow as tf
 
     from keras_dissect import evaluation
     from keras_dissect.data import pipelines
@@ -191,10 +192,17 @@ def run_segmentation(config, run_dir, verbose=1):
             config["dataset"], split, config["dataset_config"],
             config.get("data_dir"), config.get("manual_dir"),
         )
+        size = config["image_size"]
+        image_shape = (None, size, size, config["channels"])
+        mask_shape = (None, size, size, 1)
+
+        # NOTE: the pipeline leaves the spatial size unknown for datasets
+        # stored at varying sizes, and bilinear UpSampling2D fails while
+        # TensorFlow traces such shapes, so the known size is set here.
         return pipelines.segmentation_dataset(
-            ds, config["image_size"], config["batch_size"], training=training,
+            ds, size, config["batch_size"], training=training,
             channels=config["channels"], seed=config["seed"],
-        )
+        ).map(lambda images, masks: (tf.ensure_shape(images, image_shape), tf.ensure_shape(masks, mask_shape)))
 
     train_batches = batches(TRAIN_SPLIT, True)
     steps_per_epoch = config["steps_per_epoch"] or None
@@ -202,7 +210,11 @@ def run_segmentation(config, run_dir, verbose=1):
         train_batches = train_batches.repeat()
     validation_batches = batches(VALIDATION_SPLIT, False).cache()
 
-    model = segmenter_lib.build_segmenter(_backbone(config), freeze_backbone=config["freeze_backbone"])
+    model = segmenter_lib.build_segmenter(
+        _backbone(config),
+        freeze_backbone=config["freeze_backbone"],
+        input_shape=(config["image_size"], config["image_size"], config["channels"]),
+    )
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=config["learning_rate"]),
         loss=segmenter_lib.DiceBCELoss(),

@@ -95,7 +95,7 @@ def _conv_block(x, filters, name):
     return x
 
 
-def build_segmenter(backbone, freeze_backbone=False, name="segmenter"):
+def build_segmenter(backbone, freeze_backbone=False, input_shape=None, name="segmenter"):
     """Build a U-Net decoder on a multi-scale backbone.
 
     The decoder upsamples `"stage4"` (stride 32) by 2 and merges it with
@@ -110,6 +110,10 @@ def build_segmenter(backbone, freeze_backbone=False, name="segmenter"):
             `ResNet18Backbone`). H and W must be multiples of 32.
         freeze_backbone: train the decoder only, with the backbone's
             BatchNormalization in inference mode.
+        input_shape: `(H, W, C)` of the segmenter's input; defaults to the
+            backbone's. Give fixed H and W when the backbone accepts any
+            size, because bilinear `UpSampling2D` fails on the TensorFlow
+            backend when the spatial size is unknown while tracing.
         name: model name.
 
     Returns:
@@ -129,7 +133,13 @@ def build_segmenter(backbone, freeze_backbone=False, name="segmenter"):
             f"with outputs {sorted(backbone.output)}, missing {missing}"
         )
 
-    input_shape = backbone.inputs[0].shape[1:]
+    if input_shape is None:
+        input_shape = backbone.inputs[0].shape[1:]
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"`input_shape` must be (H, W, C). Received: input_shape={input_shape}"
+        )
     for size in input_shape[:2]:
         if size is not None and size % TOTAL_STRIDE:
             raise ValueError(

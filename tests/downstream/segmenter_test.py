@@ -60,3 +60,12 @@ def test_segmenter_rejects_bad_backbone():
     odd = resnet.resnet18_backbone((48, 40, 1), width=8)
     with pytest.raises(ValueError, match="multiples of 32"):
         segmenter_lib.build_segmenter(odd)
+
+
+def test_segmenter_fixed_input_on_any_size_backbone():
+    backbone = resnet.resnet18_backbone((None, None, 1), width=8)
+    model = segmenter_lib.build_segmenter(backbone, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 1))
+    model.compile(optimizer="adam", loss=segmenter_lib.DiceBCELoss())
+    images = np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 1), "float32")
+    model.fit(images, images, batch_size=2, epochs=1, verbose=0)
+    assert model.output_shape == (None, IMAGE_SIZE, IMAGE_SIZE, 1)

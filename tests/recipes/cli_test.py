@@ -304,3 +304,17 @@ def test_byol_rejects_quantizer_ablation(tmp_path):
     result = invoke("pretrain", "--method", "byol", "--ablation", "concat", "--run-dir", tmp_path)
     assert result.exit_code == 2
     assert "BYOL has no quantizer" in result.output
+
+
+@pytest.mark.parametrize("dataset", ["siim_acr_pneumothorax", "rsna_pneumonia"])
+def test_segment_real_layout_fake_files(dataset, tmp_path):
+    import importlib
+
+    # Each builder ships fake files in its dataset's real on-disk layout.
+    module = importlib.import_module(f"keras_dissect_tfds.{dataset}")
+    manual_dir = pathlib.Path(module.__file__).parent / "dummy_data"
+    result = invoke("segment", "--dataset", dataset, "--dataset-config", "64", "--data-dir", tmp_path / "tfds",
+                    "--manual-dir", manual_dir, "--image-size", "32", "--batch-size", "2", "--epochs", "1",
+                    "--width", "8", "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "test Dice" in result.output
