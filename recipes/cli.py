@@ -240,11 +240,17 @@ def predict(model, images, output_dir, finding, feature_layer):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-def report(run_dir):
+@click.option("--usage-images", type=click.IntRange(0), default=256, show_default=True,
+              help="Images of the pretraining split to measure code usage on (0: skip).")
+def report(run_dir, usage_images):
     """Plot training curves and codebook usage per scale of a run."""
+    from keras_dissect_recipes import codebook_usage
     from keras_dissect_recipes import inference
 
-    for path in inference.write_report(run_dir):
+    paths = inference.write_report(run_dir)
+    if usage_images:
+        paths += codebook_usage.write_usage(run_dir, usage_images)
+    for path in paths:
         click.echo(f"Wrote {path}")
 
 

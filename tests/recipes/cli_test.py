@@ -196,10 +196,20 @@ def test_export_encoder(pretrained_run, tmp_path):
 
 
 def test_report_plots(pretrained_run):
-    result = invoke("report", pretrained_run)
+    result = invoke("report", pretrained_run, "--usage-images", 20)
     assert result.exit_code == 0, result.output
     assert (pretrained_run / "training_curves.png").is_file()
     assert (pretrained_run / "codebook_usage.png").is_file()
+    assert (pretrained_run / "codebook_histogram.png").is_file()
+
+    usage = json.loads((pretrained_run / "codebook_usage.json").read_text())["scales"]
+    assert sorted(usage) == ["coarse", "fine", "medium"]
+    # 20 images of 32 px: fine (stride 8) has 4 x 4 positions per image,
+    # coarse (stride 32) one.
+    assert sum(usage["fine"]["counts"]) == 20 * 16
+    assert sum(usage["coarse"]["counts"]) == 20
+    assert 1 <= usage["fine"]["used_codes"] <= 16
+    assert 1.0 <= usage["fine"]["perplexity"] <= usage["fine"]["used_codes"] + 1e-9
 
 
 def test_run_recipe_file(data_dir, pretrained_run, tmp_path):
