@@ -28,6 +28,7 @@ ABLATIONS = (
 
 # Epochs without a better validation AUC before the demo's probe stops.
 DEMO_PROBE_PATIENCE = 5
+DEMO_RUN_FOLDERS = ("pretrain", "probe")
 
 
 @click.group()
@@ -325,30 +326,33 @@ def demo(context, run_dir, image_size, width, epochs, steps_per_epoch, probe_epo
 
     run_dir = pathlib.Path(run_dir)
     if run_dir.exists():
+        # Only a previous demo's folder is removed, never other user data.
+        contents = {path.name for path in run_dir.iterdir()}
+        if not contents <= set(DEMO_RUN_FOLDERS):
+            raise click.BadParameter(
+                f"{run_dir} exists and is not a previous demo run; choose a new folder",
+                param_hint="--run-dir",
+            )
         shutil.rmtree(run_dir)
     common = ["--dataset", "cxr_phantom", "--dataset-config", "64", "--image-size", str(image_size),
               "--batch-size", "16", "--seed", "0"]
     if data_dir:
         common += ["--data-dir", data_dir]
-    context.invoke(
-        pretrain,
-        **_defaults_with(pretrain, common + [
+    steps = [
+        ("pretrain", common + [
             "--run-dir", str(run_dir / "pretrain"), "--width", str(width), "--epochs", str(epochs),
             "--steps-per-epoch", str(steps_per_epoch), "--num-codes", "64", "--code-dim", "32",
             "--projection-hidden-dim", "256", "--warmup-epochs", "1",
         ]),
-    )
-    probe = main.get_command(context, "linear-probe")
-    with probe.make_context("linear-probe", common + [
-        "--run-dir", str(run_dir / "probe"), "--pretrained", str(run_dir / "pretrain" / "model.keras"),
-        "--label-percent", "10", "--epochs", str(probe_epochs), "--patience", str(DEMO_PROBE_PATIENCE),
-    ], parent=context) as probe_context:
-        probe.invoke(probe_context)
-
-
-def _defaults_with(command, arguments):
-    context = command.make_context(command.name, arguments)
-    return context.params
+        ("linear-probe", common + [
+            "--run-dir", str(run_dir / "probe"), "--pretrained", str(run_dir / "pretrain" / "model.keras"),
+            "--label-percent", "10", "--epochs", str(probe_epochs), "--patience", str(DEMO_PROBE_PATIENCE),
+        ]),
+    ]
+    for name, arguments in steps:
+        command = main.get_command(context, name)
+        with command.make_context(name, arguments, parent=context) as step_context:
+            command.invoke(step_context)
 
 
 if __name__ == "__main__":

@@ -328,3 +328,11 @@ def test_segment_real_layout_fake_files(dataset, tmp_path):
                     "--width", "8", "--run-dir", tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "test Dice" in result.output
+
+
+def test_demo_keeps_foreign_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    result = invoke("demo", "--run-dir", tmp_path)
+    assert result.exit_code == 2
+    assert "not a previous demo run" in result.output
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
