@@ -267,10 +267,10 @@ class VectorQuantizer(keras.layers.Layer):
 
     def _sum_per_code(self, values, indices):
         """Sum the rows of `values` `(N, ...)` per code index: `(num_codes, ...)`."""
-        # A scatter-add, not `ops.segment_sum`: on torch that goes through
-        # `scatter_reduce` with the indices repeated over every element (2-3x
-        # slower here), and a one-hot matmul costs N x K x D multiply-adds.
-        # All three backends compile the scatter under jit.
+        # A scatter-add, because torch's `ops.segment_sum` repeats the indices
+        # over every element for `scatter_reduce` (measured 2-3x slower on CPU).
+        # A one-hot matmul would cost N x K x D multiply-adds. TF and JAX
+        # lower both forms to the same scatter.
         zeros = ops.zeros((self.num_codes,) + tuple(values.shape[1:]), "float32")
         return ops.scatter_update(
             zeros, ops.expand_dims(indices, -1), values, reduction="add"
