@@ -28,6 +28,36 @@ BATCH_NORM_EPSILON = 1e-5
 
 SUPPORTED_CHANNELS = (1, 3)
 
+# Axis permutations from (B, H, W, C) to (B, C, H, W) and back.
+TO_CHANNELS_FIRST = (3, 1, 2)
+TO_CHANNELS_LAST = (2, 3, 1)
+
+
+class _Layout:
+    """The layout the convolutions run in, and the permutes to and from it.
+
+    Keras's torch convolutions copy each channels-last input to a
+    channels-first array and then to channels-last memory again. On torch the
+    layers therefore run channels-first on permuted views, so PyTorch uses its
+    channels-last kernels without copies. TF and JAX stay channels-last. The
+    math and the weights are the same in both layouts.
+    """
+
+    def __init__(self):
+        self.channels_first = keras.backend.backend() == "torch"
+        self.data_format = "channels_first" if self.channels_first else "channels_last"
+        self.channel_axis = 1 if self.channels_first else -1
+
+    def to_internal(self, x, name):
+        if not self.channels_first:
+            return x
+        return layers.Permute(TO_CHANNELS_FIRST, name=name)(x)
+
+    def to_channels_last(self, x, name):
+        if not self.channels_first:
+            return x
+        return layers.Permute(TO_CHANNELS_LAST, name=name)(x)
+
 
 def _conv_initializer():
     # He initialization over the output fan, as in the reference ResNet.
@@ -36,25 +66,35 @@ def _conv_initializer():
     )
 
 
-def _batch_norm(name):
+def _batch_norm(name, layout):
     return layers.BatchNormalization(
-        momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name
+        axis=layout.channel_axis,
+        momentum=BATCH_NORM_MOMENTUM,
+        epsilon=BATCH_NORM_EPSILON,
+        name=name,
     )
 
 
-def _basic_block(x, filters, stride, name):
-    """Apply one basic residual block (two 3x3 convolutions)."""
+def _basic_block(x, filters, stride, name, layout):
+    """Apply one basic residual block (two 3x3 convolutions) to channels-last `x`.
+
+    The block's output layer `{name}_out` is channels-last on every backend,
+    so that a model can be cut there (Grad-CAM does).
+    """
+    in_channels = x.shape[-1]
+    x = layout.to_internal(x, f"{name}_in")
     shortcut = x
-    if stride != 1 or x.shape[-1] != filters:
+    if stride != 1 or in_channels != filters:
         shortcut = layers.Conv2D(
             filters,
             1,
             strides=stride,
             use_bias=False,
             kernel_initializer=_conv_initializer(),
+            data_format=layout.data_format,
             name=f"{name}_shortcut_conv",
         )(x)
-        shortcut = _batch_norm(f"{name}_shortcut_bn")(shortcut)
+        shortcut = _batch_norm(f"{name}_shortcut_bn", layout)(shortcut)
 
     x = layers.Conv2D(
         filters,
@@ -63,9 +103,10 @@ def _basic_block(x, filters, stride, name):
         padding="same",
         use_bias=False,
         kernel_initializer=_conv_initializer(),
+        data_format=layout.data_format,
         name=f"{name}_conv1",
     )(x)
-    x = _batch_norm(f"{name}_bn1")(x)
+    x = _batch_norm(f"{name}_bn1", layout)(x)
     x = layers.ReLU(name=f"{name}_relu1")(x)
     x = layers.Conv2D(
         filters,
@@ -73,12 +114,16 @@ def _basic_block(x, filters, stride, name):
         padding="same",
         use_bias=False,
         kernel_initializer=_conv_initializer(),
+        data_format=layout.data_format,
         name=f"{name}_conv2",
     )(x)
-    x = _batch_norm(f"{name}_bn2")(x)
+    x = _batch_norm(f"{name}_bn2", layout)(x)
 
     x = layers.Add(name=f"{name}_add")([x, shortcut])
-    return layers.ReLU(name=f"{name}_out")(x)
+    if not layout.channels_first:
+        return layers.ReLU(name=f"{name}_out")(x)
+    x = layers.ReLU(name=f"{name}_relu2")(x)
+    return layout.to_channels_last(x, f"{name}_out")
 
 
 @keras.saving.register_keras_serializable(package="keras_dissect")
@@ -136,6 +181,8 @@ class ResNet18Backbone(keras.Model):
             name="standardize",
         )(images)
 
+        layout = _Layout()
+        x = layout.to_internal(x, "stem_in")
         x = layers.Conv2D(
             width,
             7,
@@ -143,13 +190,21 @@ class ResNet18Backbone(keras.Model):
             padding="same",
             use_bias=False,
             kernel_initializer=_conv_initializer(),
+            data_format=layout.data_format,
             name="stem_conv",
         )(x)
-        x = _batch_norm("stem_bn")(x)
+        x = _batch_norm("stem_bn", layout)(x)
         stem = layers.ReLU(name="stem_relu")(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(stem)
+        x = layers.MaxPooling2D(
+            3,
+            strides=2,
+            padding="same",
+            data_format=layout.data_format,
+            name="stem_pool",
+        )(stem)
+        x = layout.to_channels_last(x, "stem_pool_out")
 
-        outputs = {"stem": stem}
+        outputs = {"stem": layout.to_channels_last(stem, "stem_out")}
         for stage_index, (blocks, multiplier) in enumerate(
             zip(RESNET18_BLOCKS, STAGE_WIDTH_MULTIPLIERS), start=1
         ):
@@ -162,6 +217,7 @@ class ResNet18Backbone(keras.Model):
                     width * multiplier,
                     first_stride if block_index == 1 else 1,
                     name=f"stage{stage_index}_block{block_index}",
+                    layout=layout,
                 )
             outputs[f"stage{stage_index}"] = x
 
