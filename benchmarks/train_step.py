@@ -21,6 +21,12 @@ import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
 REFERENCE_VARIANTS = ("eager", "channels_last")
+# Channels-last under `torch.compile`; its first step compiles for minutes on
+# a CPU, so it runs only with --compile-reference.
+COMPILED_VARIANT = "compiled"
+# Keras's jit_compile="auto" leaves XLA off for TensorFlow on a machine with
+# only CPUs, so TensorFlow also runs with jit_compile=True as variant "xla".
+KERAS_VARIANTS = {"tensorflow": ("default", "xla"), "jax": ("default",), "torch": ("default",)}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -40,7 +46,10 @@ def time_keras(args):
 
     total = args.warmup + args.steps
     model = DiSSECT(total_steps=1000, channels=1, quantize=args.model == "dissect")
-    model.compile(optimizer=pretraining_optimizer(args.batch_size, steps_per_epoch=1000))
+    model.compile(
+        optimizer=pretraining_optimizer(args.batch_size, steps_per_epoch=1000),
+        jit_compile=True if args.variant == "xla" else "auto",
+    )
     rng = np.random.default_rng(0)
     shape = (args.batch_size, args.size, args.size, 1)
     batch = {
@@ -61,6 +70,8 @@ def time_keras(args):
 
     timer = StepTimer()
     model.fit(dataset, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[timer])
+    # `compile` resolves jit_compile="auto"; the record stores the result.
+    args.jit_compile = bool(model.jit_compile)
     return [b - a for a, b in zip(timer.times[args.warmup - 1 :], timer.times[args.warmup :])]
 
 
@@ -71,7 +82,11 @@ def time_reference(args):
     from torch_reference import build_step
 
     channels_last = args.variant != "eager"
-    step = build_step(quantize=args.model == "dissect", channels_last=channels_last)
+    step = build_step(
+        quantize=args.model == "dissect",
+        channels_last=channels_last,
+        compile_model=args.variant == COMPILED_VARIANT,
+    )
     generator = torch.Generator().manual_seed(0)
     views = [
         torch.rand(args.batch_size, 1, args.size, args.size, generator=generator)
@@ -101,6 +116,7 @@ def measure(args):
         "median_step_s": median,
         "images_per_s": args.batch_size / median,
         "peak_memory_mib": peak_memory_mib(),
+        "jit_compile": getattr(args, "jit_compile", None),
     }
     print("RESULT " + json.dumps(record), flush=True)
 
@@ -161,21 +177,25 @@ def main():
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed steps first (compilation happens here)")
     parser.add_argument("--output", help="JSON file to write all records to")
+    parser.add_argument("--compile-reference", action="store_true",
+                        help="also time the PyTorch reference under torch.compile")
     args = parser.parse_args()
 
     if args.child:
         measure(args)
         return
 
+    variants = REFERENCE_VARIANTS + ((COMPILED_VARIANT,) if args.compile_reference else ())
     records = []
     for size in args.sizes:
         for model in args.models:
-            for variant in REFERENCE_VARIANTS:
+            for variant in variants:
                 records.append(run_child("reference", variant, model, size, args))
                 print(records[-1], flush=True)
             for backend in args.backends:
-                records.append(run_child(backend, "default", model, size, args))
-                print(records[-1], flush=True)
+                for variant in KERAS_VARIANTS[backend]:
+                    records.append(run_child(backend, variant, model, size, args))
+                    print(records[-1], flush=True)
     print(table(records))
     if args.output:
         with open(args.output, "w") as handle:
