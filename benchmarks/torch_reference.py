@@ -111,11 +111,11 @@ class EMAQuantizer(nn.Module):
 
         if self.training:
             with torch.no_grad():
-                one_hot = F.one_hot(indices, self.codebook.shape[0]).type(flat.dtype)
-                self.counts.mul_(EMA_DECAY).add_(one_hot.sum(0), alpha=1 - EMA_DECAY)
-                self.sums.mul_(EMA_DECAY).add_(
-                    one_hot.t() @ flat.detach(), alpha=1 - EMA_DECAY
-                )
+                num_codes = self.codebook.shape[0]
+                assigned = torch.bincount(indices, minlength=num_codes).type(flat.dtype)
+                sums = torch.zeros_like(self.sums).index_add_(0, indices, flat.detach())
+                self.counts.mul_(EMA_DECAY).add_(assigned, alpha=1 - EMA_DECAY)
+                self.sums.mul_(EMA_DECAY).add_(sums, alpha=1 - EMA_DECAY)
                 total = self.counts.sum()
                 smoothed = (
                     (self.counts + LAPLACE_EPSILON)
@@ -202,7 +202,8 @@ class DiSSECTReference(nn.Module):
                 discrete = 2 - 2 * (prediction * F.normalize(q_t, dim=-1)).sum(-1)
                 similarity = 0.5 * (similarity + discrete)
             total = total + similarity.mean() + VQ_LOSS_WEIGHT * vq_loss
-        return total
+        # Averaged over the two directions, as the Keras model does.
+        return total / 2
 
     @torch.no_grad()
     def update_target(self, momentum):
