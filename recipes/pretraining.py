@@ -162,6 +162,10 @@ def run_pretraining(config, run_dir, verbose=1):
             seed=config["seed"] + epoch,
             channels=config["channels"],
         ).take(steps_per_epoch)
+        # Each epoch is its own `fit` call, so Keras's counter shows only
+        # "Epoch N/N"; this line gives the position in the whole run.
+        if verbose:
+            click.echo(f"Pretraining epoch {epoch + 1} of {config['epochs']}")
         fit_one_epoch(model, dataset, epoch, callbacks, verbose)
         save(model, epoch)
 
