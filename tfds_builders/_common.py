@@ -56,6 +56,13 @@ class ImageSizeConfig(tfds.core.BuilderConfig):
     image_size: int | None = None
 
 
+def check_split_fraction(config, field):
+    """Raise `ValueError` unless `config.<field>` is a split share in [0, 1)."""
+    value = getattr(config, field)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{field}` must be in [0, 1). Received: {field}={value}")
+
+
 def make_image_size_configs(config_class=ImageSizeConfig, **fields):
     """Create one config per entry of `IMAGE_SIZE_CONFIGS`.
 

@@ -38,10 +38,8 @@ class PatientSplitConfig(_common.ImageSizeConfig):
     split_seed: int = SPLIT_SEED
 
     def __post_init__(self):
-        for field in ("validation_fraction", "test_fraction"):
-            value = getattr(self, field)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"`{field}` must be in [0, 1). Received: {field}={value}")
+        _common.check_split_fraction(self, "validation_fraction")
+        _common.check_split_fraction(self, "test_fraction")
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ValueError(
                 "`validation_fraction + test_fraction` must be below 1 so that train "

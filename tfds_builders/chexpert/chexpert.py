@@ -56,11 +56,7 @@ class ChexpertConfig(_common.ImageSizeConfig):
     validation_fraction: float = VALIDATION_FRACTION
 
     def __post_init__(self):
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(
-                "`validation_fraction` must be in [0, 1). Received: "
-                f"validation_fraction={self.validation_fraction}"
-            )
+        _common.check_split_fraction(self, "validation_fraction")
 
 
 class Chexpert(_common.ManualImageBuilder):
